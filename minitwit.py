@@ -25,6 +25,8 @@ VIEWS = HERE / "views"
 STATIC = HERE / "static"
 PER_PAGE = 30
 DB_BUDGET = 5.0
+UNAVAILABLE = ("MiniTwit cannot reach its database just now. "
+               "Please try again in a moment.")
 
 # Names that a route owns: a user called so has their page at /users/<name>.
 RESERVED = {"public", "login", "logout", "register", "add_message",
@@ -249,9 +251,7 @@ def _database_guard(callback):
         except PyMongoError as exc:
             log.error("database unavailable for %s %s: %s",
                       request.method, request.path, exc)
-            raise HTTPError(503, "MiniTwit cannot reach its database just "
-                                 "now. Please try again in a moment.") \
-                from None
+            raise HTTPError(503, UNAVAILABLE) from None
 
     return wrapper
 

@@ -26,6 +26,7 @@ DEFAULT_NO = 100
 # NOTE: the simulator gives up after 0.3 s, so a request gets 0.25 s of
 # database time in all; past that it answers 503 rather than hang.
 DB_BUDGET = 0.25
+UNAVAILABLE = "The database is unavailable, try again shortly"
 INT64 = range(-2**63, 2**63)
 
 
@@ -134,8 +135,7 @@ def _guard(db, callback):
         except PyMongoError as exc:
             log.error("database unavailable for %s %s: %s",
                       request.method, request.path, exc)
-            raise _error(503, "The database is unavailable, try again") \
-                from None
+            raise _error(503, UNAVAILABLE) from None
 
     return wrapper
 
