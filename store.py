@@ -7,10 +7,15 @@ database and returns plain Python data.
 """
 
 import hashlib
+import logging
 import time
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+log = logging.getLogger(__name__)
+
+NOT_IMPLEMENTED = 238
 
 # Each hot query names the index that serves it (see tests/test_store.py).
 # NOTE: `flagged` sits between the equality fields and the sort key so that
@@ -44,7 +49,23 @@ def ensure_indexes(db):
     """Create every index the queries need; safe to run at every start."""
     for collection, indexes in INDEXES.items():
         for keys, options in indexes:
-            db[collection].create_index(keys, **options)
+            _create_index(db[collection], keys, options)
+
+
+def _create_index(collection, keys, options):
+    """Create one index; without expiry where the server cannot expire."""
+    try:
+        collection.create_index(keys, **options)
+    except OperationFailure as exc:
+        if exc.code != NOT_IMPLEMENTED or "expireAfterSeconds" not in options:
+            raise
+        # NOTE: FerretDB has no TTL indexes. Expired sessions are refused
+        # when read (session_user_id), so only their clean-up is lost.
+        log.warning("no TTL index on %s here (%s); expired entries stay "
+                    "until removed by hand", collection.name, exc)
+        options = {k: v for k, v in options.items()
+                   if k != "expireAfterSeconds"}
+        collection.create_index(keys, **options)
 
 
 # Users ---------------------------------------------------------------------
