@@ -68,6 +68,8 @@ class RecordingServer(http.server.ThreadingHTTPServer):
     """A local HTTP server that remembers what it was sent."""
 
     daemon_threads = True
+    # Room for every client of the load tests to connect at once.
+    request_queue_size = 64
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), RecordingHandler)
