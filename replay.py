@@ -454,18 +454,22 @@ def load(base_url, clients=4, seconds=10.0, users=20, max_requests=100000,
               stats, timeout)) for _ in range(clients)]
     for worker in workers:
         worker.start()
-    deadline = started + seconds
-    while not stop.wait(max(0.0, min(progress_interval,
-                                     deadline - time.perf_counter()))):
-        if time.perf_counter() >= deadline:
-            stop.set()
-        else:
-            log_progress(stats, stats.count, None, started)
+    wait_for_end(stop, started + seconds, progress_interval, stats, started)
     for worker in workers:
         worker.join()
 
     stats.elapsed = time.perf_counter() - started
     return stats
+
+
+def wait_for_end(stop, deadline, interval, stats, started):
+    """Log progress every `interval` until stopped, then stop at deadline."""
+    while not stop.wait(max(0.0, min(interval,
+                                     deadline - time.perf_counter()))):
+        if time.perf_counter() >= deadline:
+            stop.set()
+        else:
+            log_progress(stats, stats.count, None, started)
 
 
 def register_pool(target, names, tickets, stats, timeout):
