@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import webtest
+from conftest import make_app
 
 import store
-from conftest import make_app
 from import_legacy import import_database
 from passwords import check_password
 
@@ -24,8 +24,7 @@ CREATE TABLE message (message_id integer primary key autoincrement,
                       author_id integer not null, text string not null,
                       pub_date integer, flagged integer);
 """
-PBKDF2 = ("pbkdf2:sha256:1000$salt$"
-          "{}".format("0" * 64))
+PBKDF2 = "pbkdf2:sha256:1000$salt$" + "0" * 64
 
 
 @pytest.fixture
