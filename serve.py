@@ -197,6 +197,9 @@ def main():
         stream=sys.stdout, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    # A shell starting us in the background ignores SIGINT for us; Ctrl-C
+    # and kill -INT must still shut down cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stack = Stack(**settings_from_env())
     try:
         stack.start()
