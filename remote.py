@@ -261,10 +261,11 @@ def upload_release(c, target, source):
     c.put(io.BytesIO(data), remote=archive)
     _sh(c, f"rm -rf {folder} && mkdir -p {folder} && "
            f"tar -xzf {archive} -C {folder} && rm -f {archive}")
-    _sh(c, f"python3 -m venv {folder}/.venv && "
+    _sh(c, f"/usr/bin/python3 -m venv {folder}/.venv && "
            f"{folder}/.venv/bin/pip install -q --disable-pip-version-check "
            f"-r {folder}/requirements.txt && "
-           f"python3 -m compileall -q {folder} >/dev/null; "
+           f"{folder}/.venv/bin/python -m compileall -q {folder} "
+           ">/dev/null; "
            f"touch {folder}/.complete")
     return name
 
@@ -294,15 +295,19 @@ def prune_releases(c, target, keep=5):
 
 # Services ------------------------------------------------------------------
 
-def install_unit(c, target):
-    """Install the systemd unit; return whether it changed."""
+def install_unit(c, target, release):
+    """Check the systemd unit against the release, then install it."""
     unit = render("minitwit.service", **unit_values(target))
-    changed = put_if_changed(c, "/etc/systemd/system/minitwit.service",
-                             unit)
     if _ok(c, "command -v systemd-analyze"):
-        _sh(c, "systemd-analyze verify "
-               "/etc/systemd/system/minitwit.service")
-    return changed
+        # NOTE: checked as it will be once `current` points at the release.
+        staged = unit.replace(f"{target.root}/current",
+                              f"{target.root}/releases/{release}")
+        folder = _sh(c, "mktemp -d").stdout.strip()
+        c.put(io.BytesIO(staged.encode()), f"{folder}/minitwit.service")
+        _sh(c, f"systemd-analyze verify {folder}/minitwit.service; "
+               f"status=$?; rm -rf {folder}; exit $status")
+
+    return put_if_changed(c, "/etc/systemd/system/minitwit.service", unit)
 
 
 def install_site(c, target):
@@ -400,7 +405,7 @@ def deploy(c, target, source):
 
     name = upload_release(c, target, source)
     previous = live_release(c, target)
-    unit_changed = install_unit(c, target)
+    unit_changed = install_unit(c, target, name)
     site_changed = install_site(c, target)
 
     if site_changed or not _ok(c, "pgrep -x nginx >/dev/null"):
@@ -421,10 +426,20 @@ def deploy(c, target, source):
     return {"release": name, "changed": True}
 
 
+def app_log_tail(c, target, systemd, lines=20):
+    """Return the last lines the app service logged."""
+    if systemd:
+        command = f"journalctl -u minitwit -n {lines} --no-pager"
+    else:
+        command = f"tail -n {lines} {target.root}/shared/log/gunicorn.log"
+    return _sh(c, command, warn=True).stdout.rstrip()
+
+
 def rollback(c, target, systemd, failed, previous):
     """Switch back to the previous release and raise DeployFailed."""
-    log.error("%s: release %s failed its health check at %s", c.host,
-              failed, target.health_url)
+    log.error("%s: release %s failed its health check at %s; the app's "
+              "last log lines:\n%s", c.host, failed, target.health_url,
+              app_log_tail(c, target, systemd))
     if not previous or previous == failed:
         raise DeployFailed(f"release {failed} failed its health check and "
                            "there is no earlier release to return to")
