@@ -177,7 +177,7 @@ def wait_active(do, droplet_ids, poll=5, timeout=600):
     droplets = []
     for droplet_id in droplet_ids:
         droplet = _wait(
-            lambda: _field(do.droplets.get(droplet_id), "droplet"),
+            lambda i=droplet_id: _field(do.droplets.get(i), "droplet"),
             lambda d: d["status"] == "active",
             f"droplet {droplet_id}", poll, timeout)
         ip = next(n["ip_address"] for n in droplet["networks"]["v4"]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import replay
 from tests.fake_digitalocean import FakeDigitalOcean
 
 pytestmark = [
@@ -199,16 +200,13 @@ def test_deploy_keeps_secrets_on_the_server_only(first_deploy, site):
 
 
 def test_replayed_scenario_has_no_errors(first_deploy, site):
-    actions = read_scenario(SCENARIO, limit=1000)
+    actions = list(replay.read_scenario(SCENARIO, limit=1000))
 
-    started = time.monotonic()
-    errors = replay(site["url"] + "/api", actions)
-    seconds = time.monotonic() - started
+    stats = replay.replay(site["url"] + "/api", actions, timeout=0.3)
 
-    print(f"\nreplayed {len(actions)} actions through nginx in "
-          f"{seconds:.1f} s; errors: {dict(errors)}")
+    print(f"\nreplay of {len(actions)} actions through nginx:\n{stats}")
     assert len(actions) == 1000
-    assert errors == Counter()
+    assert stats.errors == Counter()
 
 
 def test_second_deploy_changes_nothing(first_deploy, fab, site, sshd):
@@ -242,49 +240,3 @@ def test_broken_release_is_rolled_back(first_deploy, fab, site, sshd,
     assert "rolled back" in result.stderr
     assert live_release(site) == release
     assert get(site["url"] + "/health")[0] == 200
-
-
-# TODO: replace with replay.read_scenario and replay.replay once replay.py
-# is on main; this loop covers only what these tests need.
-def read_scenario(path, limit=None):
-    """Return the first `limit` actions of the scenario as field lists."""
-    with open(path, encoding="utf-8") as f:
-        lines = [line.rstrip("\n").split("\t") for line in f]
-    return lines[:limit]
-
-
-def replay(base_url, actions, timeout=0.3):
-    """Send actions as the simulator does; return errors by kind."""
-    headers = {"Connection": "close", "Content-Type": "application/json",
-               "Authorization": "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"}
-    errors = Counter()
-    for fields in actions:
-        action_id, command, user = fields[0], fields[3], fields[4]
-        path = "/msgs/" + urllib.request.quote(user)
-        rest = "\t".join(fields[6:])
-        body = {"register": lambda: {"username": user, "email": fields[5],
-                                     "pwd": rest},
-                "tweet": lambda: {"content": "\t".join(fields[5:])},
-                "follow": lambda: {"follow": fields[5]},
-                "unfollow": lambda: {"unfollow": fields[5]}}[command]()
-        if command == "register":
-            path = "/register"
-        elif command != "tweet":
-            path = "/fllws/" + urllib.request.quote(user)
-
-        request = urllib.request.Request(
-            f"{base_url}{path}?latest={action_id}", method="POST",
-            data=json.dumps(body).encode(), headers=headers)
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                status = answer.status
-        except urllib.error.HTTPError as e:
-            status = e.code
-        except OSError:
-            status = "timeout"
-        if status != 204:
-            errors[f"{command} {status}"] += 1
-        elif time.monotonic() - started > timeout:
-            errors[f"{command} slow"] += 1
-    return errors
