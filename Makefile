@@ -11,7 +11,8 @@ GO := $(shell command -v go 2>/dev/null || \
 	{ test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go; })
 
 # Debian packages the tests need; `system-deps` installs the missing ones.
-SYSTEM_PACKAGES :=
+# Chromium is the browser that the browser tests drive.
+SYSTEM_PACKAGES := chromium
 ifeq ($(GO),)
 # TODO: Debian's golang-go is older than the Go 1.24 that FerretDB 1.24
 # needs, so this only helps once Debian ships a newer one.
