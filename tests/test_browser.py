@@ -146,12 +146,6 @@ def flashes(page):
     return page.locator("ul.flashes li").all_inner_texts()
 
 
-def messages(page):
-    """Return the texts of the messages on the page, in order."""
-    return [text.strip() for text in
-            page.locator("ul.messages li p").all_inner_texts()]
-
-
 def message_texts(page):
     """Return only what each message says, without author or date."""
     return page.eval_on_selector_all(
@@ -162,6 +156,7 @@ def message_texts(page):
 
 
 def heading(page):
+    """Return the page's own heading."""
     return page.locator("main h2").inner_text()
 
 
