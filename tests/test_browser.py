@@ -327,7 +327,8 @@ def test_unknown_user_is_a_404_page(page, watch):
     assert heading(page) == "Not found"
     assert "There is no user called no-such-user." in page.inner_text("main")
     assert page.get_by_role("link", name="public timeline").count() == 2
-    assert [p for p in watch.take() if "404" not in p] == []
+    problems = watch.take()
+    assert len(problems) == 1 and "status of 404" in problems[0], problems
 
 
 # Security -----------------------------------------------------------------
@@ -341,9 +342,18 @@ def test_the_csp_blocks_inline_script_and_the_watch_sees_it(page, watch):
     }""")
 
     assert page.evaluate("window.injected") is None
-    page.wait_for_timeout(100)  # the report arrives as an event
-    problems = watch.take()
+    problems = wait_for_problems(page, watch, 2)
     assert any(p.startswith("CSP violation: script-src") for p in problems)
+    assert any("Content Security Policy" in p for p in problems)
+
+
+def wait_for_problems(page, watch, count):
+    """Return the watch's problems once count arrived, or after 5 s."""
+    for _ in range(100):
+        if len(watch.problems) >= count:
+            break
+        page.wait_for_timeout(50)  # lets Playwright deliver the events
+    return watch.take()
 
 
 # 127.0.0.2 is another site: the browser withholds the SameSite=Lax
