@@ -226,6 +226,17 @@ def test_a_cross_site_post_without_cookies_is_refused(web):
                         "password": "secret"}, status=403)
 
 
+def test_a_refused_cross_site_post_does_not_sign_the_victim_out(web):
+    signed_up(web, "alice")
+    session = web.cookies["session"]
+    web.reset()  # SameSite=Lax: a cross-site post carries no cookie
+    res = web.post("/add_message", {"text": "forged"}, status=403)
+    assert "Set-Cookie" not in res.headers
+
+    web.set_cookie("session", session.strip('"'))
+    assert "My timeline" in web.get("/").text
+
+
 def test_a_tampered_session_cookie_signs_nobody_in(web):
     signed_up(web, "alice")
     cookie = web.cookies["session"]
