@@ -154,6 +154,12 @@ def test_unknown_user_is_a_friendly_404(web):
     assert "Traceback" not in res.text
 
 
+def test_a_404_page_still_shows_who_is_signed_in(web):
+    signed_up(web, "alice")
+    res = web.get("/nobody", status=404)
+    assert "sign out [alice]" in res.text
+
+
 def test_dates_are_shown_as_day_and_minute(web, mock_db):
     uid = store.create_user(mock_db, "carol", "c@example.com", "x")
     carol = store.get_user_by_id(mock_db, uid)
