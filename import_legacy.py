@@ -30,23 +30,26 @@ def import_database(db, path):
     """Copy users, follows and messages from the SQLite file at path."""
     store.ensure_indexes(db)
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src:
-        users = import_users(db, src)
+        users, new_users = import_users(db, src)
         follows = import_follows(db, src, users)
         messages = import_messages(db, src, users)
-    return {"users": len(users), "follows": follows, "messages": messages}
+    return {"users": new_users, "matched_users": len(users) - new_users,
+            "follows": follows, "messages": messages}
 
 
 def import_users(db, src):
-    """Create missing users; return their ids by old user id."""
+    """Create missing users; return their ids by old id, and how many new."""
     ids = {}
+    created = 0
     rows = src.execute("SELECT user_id, username, email, pw_hash FROM user "
                        "ORDER BY user_id")
     for old_id, username, email, pw_hash in rows:
         try:
             ids[old_id] = store.create_user(db, username, email, pw_hash)
+            created += 1
         except store.UsernameTaken:
             ids[old_id] = store.get_user(db, username)["_id"]
-    return ids
+    return ids, created
 
 
 def import_follows(db, src, users):
@@ -121,8 +124,9 @@ def main(argv=None):
 
     with _database(config) as db:
         counts = import_database(db, args.database)
-    log.info("imported %(users)d users, %(follows)d follows, "
-             "%(messages)d new messages", counts)
+    log.info("imported %(users)d new users (%(matched_users)d already "
+             "there), %(messages)d new messages; %(follows)d follows in "
+             "place", counts)
     return 0
 
 
