@@ -194,7 +194,9 @@ def test_pull_racing_add_to_set_leaves_exactly_the_added(server):
 
 
 def test_unacknowledged_write_keeps_connection_in_step(server):
-    with client_of(server, maxPoolSize=1) as client:
+    # One connection, so the read follows the write on it; a timeout, so a
+    # proxy waiting for a reply that never comes fails rather than hangs.
+    with client_of(server, maxPoolSize=1, socketTimeoutMS=10000) as client:
         notes = client.minitwit.notes
         notes.with_options(write_concern=pymongo.WriteConcern(w=0)) \
             .insert_one({"_id": 3, "text": "fire and forget"})
