@@ -111,9 +111,8 @@ def _report(results, uri, start, work, *args):
     """Put what work returns, or the exception it raised, on results."""
     try:
         results.put(work(uri, start, *args))
-    except BaseException as error:
+    except Exception as error:
         results.put(error)
-        raise
 
 
 def race_client(uri, start):
