@@ -48,8 +48,10 @@ ferretdb: $(VENV_STAMP)
 run: setup
 	$(VENV_PYTHON) serve.py
 
+# The Go tests reuse what building FerretDB compiled, so they cost seconds.
 # pytest exits 5 when it collects nothing; say so loudly rather than fail.
 test: setup
+	cd ferretdb && $(or $(GO),go) test ./...
 	@$(VENV_PYTHON) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then \
 		echo "WARNING: pytest collected no tests"; exit 0; \

@@ -1,7 +1,9 @@
 """Local FerretDB server standing in for MongoDB in development and tests.
 
 The server is a small Go program in ferretdb/ that embeds FerretDB with
-SQLite storage; this module builds it when needed and runs it.
+SQLite storage behind a proxy that runs write commands one at a time, so
+that each is atomic as on MongoDB; this module builds it when needed and
+runs it.
 """
 
 import argparse

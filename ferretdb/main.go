@@ -1,18 +1,24 @@
 // Command ferretdb runs an embedded FerretDB server on SQLite storage.
 //
 // It stands in for MongoDB on developer machines and in tests: one
-// process, one data directory, one TCP address.
+// process, one data directory, one TCP address. Clients reach FerretDB
+// through a small proxy (proxy.go) that runs writes one at a time, so
+// that each is atomic as on MongoDB; FerretDB itself listens on a
+// loopback port of its own.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -25,16 +31,22 @@ func main() {
 		"data-dir", "data", "directory for the SQLite files (created)")
 	logLevel := flag.String(
 		"log-level", "warn", "log level: debug, info, warn or error")
+	internalAddr := flag.String(
+		"internal-addr", "127.0.0.1:0",
+		"loopback address of FerretDB behind the proxy (port 0: any); "+
+			"for benchmarks and debugging only, as clients there "+
+			"lose the atomic writes")
 	flag.Parse()
 
-	if err := run(*listenAddr, *dataDir, *logLevel); err != nil {
+	err := run(*listenAddr, *internalAddr, *dataDir, *logLevel)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
 		os.Exit(1)
 	}
 }
 
 // run serves until SIGTERM or SIGINT, then closes connections and storage.
-func run(listenAddr, dataDir, logLevel string) error {
+func run(listenAddr, internalAddr, dataDir, logLevel string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("bad -log-level: %w", err)
@@ -51,9 +63,20 @@ func run(listenAddr, dataDir, logLevel string) error {
 		context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	// Take the clients' address first: if it is in use, fail before
+	// opening any storage.
+	ln, err := net.Listen("tcp", listenAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
 	// The embedded package keeps telemetry off and stores no state file.
+	// NOTE: FerretDB could listen on a Unix socket instead, but a socket
+	// path is limited to about 100 bytes and a killed server leaves its
+	// file behind; a loopback port has neither problem.
 	server, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listenAddr},
+		Listener:  ferretdb.ListenerConfig{TCP: internalAddr},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL,
@@ -62,10 +85,37 @@ func run(listenAddr, dataDir, logLevel string) error {
 		return err
 	}
 
-	logger.Info("serving", "addr", listenAddr, "data", sqliteURL)
-	err = server.Run(ctx)
+	internal, err := url.Parse(server.MongoDBURI())
+	if err != nil {
+		return err
+	}
+
+	logger.Info("serving", "addr", ln.Addr(), "internal", internal.Host,
+		"data", sqliteURL)
+	err = serve(ctx, server, newProxy(internal.Host, logger), ln)
 	logger.Info("stopped")
 	return err
+}
+
+// serve runs FerretDB and the proxy in front of it until ctx ends or the
+// proxy fails, and returns once both have stopped.
+func serve(ctx context.Context, server *ferretdb.FerretDB, p *proxy,
+	ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runErr = server.Run(ctx)
+	}()
+
+	err := p.serve(ctx, ln)
+	cancel()
+	wg.Wait()
+	return errors.Join(err, runErr)
 }
 
 // storageURL creates dataDir and returns it as the SQLite directory URL.
