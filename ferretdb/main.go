@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -51,9 +52,17 @@ func run(listenAddr, dataDir, logLevel string) error {
 		context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	socketDir, err := os.MkdirTemp("", "ferretdb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(socketDir)
+	socket := filepath.Join(socketDir, "ferretdb.sock")
+
 	// The embedded package keeps telemetry off and stores no state file.
+	// It listens on a private socket; clients come through the serializer.
 	server, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listenAddr},
+		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL,
@@ -62,8 +71,16 @@ func run(listenAddr, dataDir, logLevel string) error {
 		return err
 	}
 
+	listener, err := net.Listen("tcp", listenAddr)
+	if err != nil {
+		return err
+	}
+	proxy := &serializer{socket: socket, logger: logger}
+	go proxy.serve(ctx, listener)
+
 	logger.Info("serving", "addr", listenAddr, "data", sqliteURL)
 	err = server.Run(ctx)
+	listener.Close()
 	logger.Info("stopped")
 	return err
 }
