@@ -94,6 +94,13 @@ def _api_error(db, error):
     except PyMongoError:
         pass  # NOTE: the error at hand matters more than the counter.
 
+    # NOTE: Bottle drops undecodable bytes from the path before routing,
+    # so a bad path would otherwise show up as a baffling 404.
+    problem = simapi.path_error()
+    if problem:
+        bottle.response.status = 400
+        return simapi.error_body(400, problem)
+
     message = {404: "There is no such resource",
                405: "That method is not allowed here"}.get(
         error.status_code, "The request failed")
