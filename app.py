@@ -89,7 +89,7 @@ def _api_error(db, error):
     """Return an API error body; record `latest` as the contract asks."""
     bottle.response.content_type = "application/json"
     try:
-        with pymongo.timeout(simapi.DB_BUDGET):
+        with pymongo.timeout(simapi.REACH_BUDGET):
             simapi.record_latest(db)
     except PyMongoError:
         pass  # NOTE: the error at hand matters more than the counter.

@@ -69,11 +69,12 @@ def build(force=False):
     started = time.monotonic()
     BINARY.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [find_go(), "build", "-o", str(BINARY), "."],
+        [find_go(), "build", "-buildvcs=false", "-o", str(BINARY), "."],
         cwd=SOURCE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     if result.returncode != 0:
-        raise LocalDBError("building FerretDB failed:\n" + result.stdout)
+        raise LocalDBError("building FerretDB (needs Go 1.24 or newer) "
+                           "failed:\n" + result.stdout)
 
     log.info("built FerretDB in %.1f s", time.monotonic() - started)
     return BINARY
@@ -140,7 +141,7 @@ class LocalServer:
 
         binary = build()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):
+        for _attempt in range(3):
             self._spawn(binary)
             if self._wait_ready(timeout):
                 self._started_once = True

@@ -110,6 +110,12 @@ def follow(db, who_id, whom_id):
     db.users.update_one({"_id": who_id}, {"$addToSet": {"follows": whom_id}})
 
 
+def follow_all(db, who_id, whom_ids):
+    """Make one user follow several, in order, skipping those followed."""
+    db.users.update_one({"_id": who_id},
+                        {"$addToSet": {"follows": {"$each": whom_ids}}})
+
+
 def unfollow(db, who_id, whom_id):
     """Stop one user following another; a no-op if they did not."""
     db.users.update_one({"_id": who_id}, {"$pull": {"follows": whom_id}})
@@ -134,25 +140,34 @@ def followed_usernames(db, user, limit):
 
 # Messages ------------------------------------------------------------------
 
-def next_seq(db):
-    """Return a message sort key, strictly increasing across processes."""
+def reserve_seqs(db, count=1):
+    """Return the first of count new message sort keys.
+
+    Keys are strictly increasing across processes, which an ObjectId is
+    not: within one second its order between processes is random.
+    """
     counter = db.counters.find_one_and_update(
-        {"_id": "messages"}, {"$inc": {"value": 1}},
+        {"_id": "messages"}, {"$inc": {"value": count}},
         upsert=True, return_document=ReturnDocument.AFTER)
-    return counter["value"]
+    return counter["value"] - count + 1
 
 
-def add_message(db, author, text, pub_date=None, message_id=None,
+def message_doc(author, text, pub_date, seq, message_id=None,
                 flagged=False):
-    """Store a message by author and return its sort key."""
-    doc = {"seq": next_seq(db), "author_id": author["_id"],
+    """Return the document that stores a message."""
+    doc = {"seq": seq, "author_id": author["_id"],
            "username": author["username"],
            "email_hash": author["email_hash"], "text": text,
-           "pub_date": int(time.time() if pub_date is None else pub_date),
-           "flagged": flagged}
+           "pub_date": int(pub_date), "flagged": flagged}
     if message_id is not None:
         doc["_id"] = message_id
+    return doc
 
+
+def add_message(db, author, text, pub_date=None, flagged=False):
+    """Store a message by author and return its sort key."""
+    when = time.time() if pub_date is None else pub_date
+    doc = message_doc(author, text, when, reserve_seqs(db), flagged=flagged)
     db.messages.insert_one(doc)
     return doc["seq"]
 

@@ -289,3 +289,10 @@ def test_every_error_is_json(api):
                 api.post("/register", {})]:
         assert res.content_type == "application/json"
         assert json.loads(res.body)["error_msg"]
+
+
+def test_a_user_unknown_a_moment_ago_can_post_once_registered(api):
+    assert api.post("/msgs/newcomer", {"content": "x"}).status_int == 404
+    api.register("newcomer")
+    assert api.post("/msgs/newcomer", {"content": "x"}).status_int == 204
+    assert messages(api.get("/msgs/newcomer")) == [("newcomer", "x")]
