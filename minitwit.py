@@ -31,6 +31,8 @@ UNAVAILABLE = ("MiniTwit cannot reach its database just now. "
 # Names that a route owns: a user called so has their page at /users/<name>.
 RESERVED = {"public", "login", "logout", "register", "add_message",
             "static", "avatar", "users", "health", "api"}
+FOLLOW_FLASH = {"follow": 'You are now following "{}"',
+                "unfollow": 'You are no longer following "{}"'}
 EMAIL_HASH = re.compile(r"[0-9a-f]{32}")
 
 bottle.TEMPLATE_PATH[:] = [str(VIEWS)]
@@ -100,24 +102,14 @@ def build_web(db, config):
             followed=followed,
             follow_action=f"/{quote(profile['username'], safe='')}/{action}")
 
-    @web.post("/<username>/follow")
-    def follow(username):
-        """Follow a user."""
+    @web.post("/<username>/<action:re:follow|unfollow>")
+    def change_follow(username, action):
+        """Follow or stop following a user."""
         check_csrf()
         user = signed_in_user()
         profile = _profile(db, username)
-        store.follow(db, user["_id"], profile["_id"])
-        flash(f'You are now following "{profile["username"]}"')
-        redirect(user_url(profile["username"]))
-
-    @web.post("/<username>/unfollow")
-    def unfollow(username):
-        """Stop following a user."""
-        check_csrf()
-        user = signed_in_user()
-        profile = _profile(db, username)
-        store.unfollow(db, user["_id"], profile["_id"])
-        flash(f'You are no longer following "{profile["username"]}"')
+        getattr(store, action)(db, user["_id"], profile["_id"])
+        flash(FOLLOW_FLASH[action].format(profile["username"]))
         redirect(user_url(profile["username"]))
 
     @web.post("/add_message")

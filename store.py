@@ -61,8 +61,8 @@ def _create_index(collection, keys, options):
             raise
         # NOTE: FerretDB has no TTL indexes. Expired sessions are refused
         # when read (session_user_id), so only their clean-up is lost.
-        log.warning("no TTL index on %s here (%s); expired entries stay "
-                    "until removed by hand", collection.name, exc)
+        log.warning("this server has no TTL indexes: expired %s are "
+                    "refused but never purged", collection.name)
         options = {k: v for k, v in options.items()
                    if k != "expireAfterSeconds"}
         collection.create_index(keys, **options)
