@@ -11,7 +11,9 @@ GO := $(shell command -v go 2>/dev/null || \
 	{ test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go; })
 
 # Debian packages the tests need; `system-deps` installs the missing ones.
-SYSTEM_PACKAGES :=
+# chromium runs the browser tests, openssh-server stands in for a droplet,
+# systemd brings systemd-analyze to check the unit file.
+SYSTEM_PACKAGES := chromium openssh-server systemd
 ifeq ($(GO),)
 # TODO: Debian's golang-go is older than the Go 1.24 that FerretDB 1.24
 # needs, so this only helps once Debian ships a newer one.

@@ -141,7 +141,7 @@ class LocalServer:
 
         binary = build()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for _attempt in range(3):
+        for _ in range(3):
             self._spawn(binary)
             if self._wait_ready(timeout):
                 self._started_once = True

@@ -91,8 +91,8 @@ def build_web(db, config):
     @web.get("/<username>")
     def user_page(username):
         """Show one user's messages."""
-        profile = _profile(db, username)
         user = sessions.current_user()
+        profile = _profile(db, username)
         followed = bool(user and store.is_following(user, profile))
         action = "unfollow" if followed else "follow"
         messages = store.user_timeline(db, profile, PER_PAGE + 1, _before())
@@ -267,9 +267,14 @@ def format_date(timestamp):
 
 def error_page(error):
     """Render an error answer in the site's layout."""
+    # NOTE: error handlers run outside the session plugin; show whoever
+    # the failed route had already found signed in, else nobody.
+    state = request.environ.get(websession.STATE_KEY) or {}
     return template("error.tpl", status=error.status_code,
-                    message=_error_message(error), user=None, flashes=[],
-                    csrf_token="", user_url=user_url)
+                    message=_error_message(error),
+                    user=request.environ.get(websession.USER_KEY),
+                    flashes=[], csrf_token=state.get("csrf", ""),
+                    user_url=user_url)
 
 
 def _error_message(error):

@@ -43,12 +43,13 @@ class Stack:
     """
 
     def __init__(self, data_dir, port=None, host="127.0.0.1",
-                 mongo_uri=None, app_log=None, env=None):
+                 mongo_uri=None, app_log=None, env=None, app="wsgi:app"):
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port(host)
         self.app_log = Path(app_log) if app_log else None
         self.extra_env = dict(env or {})
+        self.wsgi_app = app
         self.db_server = None
         self.app = None
         self._mongo_uri = mongo_uri
@@ -97,7 +98,7 @@ class Stack:
                "MINITWIT_DATA_DIR": str(self.data_dir),
                "MINITWIT_MONGO_URI": self.mongo_uri}
         command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
-                   "wsgi:app"]
+                   self.wsgi_app]
         output = open(self.app_log, "ab") if self.app_log else None
         try:
             return subprocess.Popen(

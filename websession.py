@@ -74,7 +74,11 @@ class Sessions:
             try:
                 result = callback(*args, **kwargs)
             except HTTPResponse as answer:
-                self._save(state, cookie, answer)
+                # NOTE: a refused request keeps the browser's cookie: a
+                # cross-site post arrives without it, and answering with a
+                # fresh one would sign the person out.
+                if answer.status_code < 400:
+                    self._save(state, cookie, answer)
                 raise
             self._save(state, cookie, response)
             return result

@@ -28,8 +28,11 @@ def get_json(url):
 
 
 def test_the_first_2000_scenario_actions_replay_with_no_errors(stack):
+    # NOTE: the simulator's 0.3 s limit is a speed target, measured by
+    # `replay.py` and the benchmarks; here a slow reply on a busy machine
+    # must not hide or fake a wrong answer, so the limit is generous.
     actions = list(replay.read_scenario(SCENARIO, limit=2000))
-    stats = replay.replay(stack.base_url + "/api", actions)
+    stats = replay.replay(stack.base_url + "/api", actions, timeout=5)
     print(stats.report())
 
     assert stats.count == 2000

@@ -154,6 +154,12 @@ def test_unknown_user_is_a_friendly_404(web):
     assert "Traceback" not in res.text
 
 
+def test_a_404_page_still_shows_who_is_signed_in(web):
+    signed_up(web, "alice")
+    res = web.get("/nobody", status=404)
+    assert "sign out [alice]" in res.text
+
+
 def test_dates_are_shown_as_day_and_minute(web, mock_db):
     uid = store.create_user(mock_db, "carol", "c@example.com", "x")
     carol = store.get_user_by_id(mock_db, uid)
@@ -224,6 +230,17 @@ def test_a_cross_site_post_without_cookies_is_refused(web):
     web.reset()
     web.post("/login", {"csrf_token": token, "username": "alice",
                         "password": "secret"}, status=403)
+
+
+def test_a_refused_cross_site_post_does_not_sign_the_victim_out(web):
+    signed_up(web, "alice")
+    session = web.cookies["session"]
+    web.reset()  # SameSite=Lax: a cross-site post carries no cookie
+    res = web.post("/add_message", {"text": "forged"}, status=403)
+    assert "Set-Cookie" not in res.headers
+
+    web.set_cookie("session", session.strip('"'))
+    assert "My timeline" in web.get("/").text
 
 
 def test_a_tampered_session_cookie_signs_nobody_in(web):

@@ -24,7 +24,7 @@
 <div class="twitbox">
   <form action="/add_message" method="post">
     <input type="hidden" name="csrf_token" value="{{ csrf_token }}">
-    <label for="text"><h3>What's on your mind {{ user['username'] }}?</h3></label>
+    <h3><label for="text">What's on your mind {{ user['username'] }}?</label></h3>
     <div class="share">
       <input type="text" id="text" name="text" maxlength="1000" required>
       <button type="submit">Share</button>

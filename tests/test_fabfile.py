@@ -1,0 +1,287 @@
+"""The fabfile's provision and destroy against a local fake DigitalOcean."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_digitalocean import FakeDigitalOcean
+
+ROOT = Path(__file__).resolve().parent.parent
+FAB = Path(sys.executable).parent / "fab"
+TOKEN = "fake-token"
+
+
+@pytest.fixture(autouse=True)
+def no_real_api(monkeypatch):
+    """Point every client at a dead loopback port unless a test says more."""
+    monkeypatch.setenv("DIGITALOCEAN_API_URL", "https://127.0.0.1:9")
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN", raising=False)
+    monkeypatch.delenv("MINITWIT_MONGO_URI", raising=False)
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """Serve a fresh fake DigitalOcean account on loopback."""
+    server = FakeDigitalOcean(token=TOKEN)
+    server.start(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def public_key(tmp_path_factory):
+    """Return the path of a throwaway ssh public key."""
+    folder = tmp_path_factory.mktemp("key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                    "-f", str(folder / "id")], check=True)
+    return folder / "id.pub"
+
+
+@pytest.fixture
+def fab(fake, public_key, tmp_path):
+    """Return a function that runs `fab` against the fake."""
+    state = tmp_path / "state.json"
+
+    def run(*args, token=TOKEN, stdin=""):
+        env = dict(os.environ, DIGITALOCEAN_API_URL=fake.url,
+                   REQUESTS_CA_BUNDLE=str(fake.ca_file),
+                   MINITWIT_STATE_FILE=str(state),
+                   DIGITALOCEAN_POLL_SECONDS="0")
+        if token:
+            env["DIGITALOCEAN_ACCESS_TOKEN"] = token
+        args = [a.replace("KEY", str(public_key)) for a in args]
+        result = subprocess.run([str(FAB), *args], cwd=ROOT, env=env,
+                                input=stdin, capture_output=True,
+                                text=True, timeout=120)
+        result.state = json.loads(state.read_text()) \
+            if state.exists() else None
+        return result
+
+    return run
+
+
+def test_list_shows_one_line_for_each_task():
+    result = subprocess.run([str(FAB), "--list"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()
+             if line.startswith("  ")}
+
+    assert set(lines) == {"deploy", "destroy", "provision"}
+    assert all(len(line.split()) > 3 for line in lines.values())
+
+
+def test_provision_help_explains_every_flag():
+    result = subprocess.run([str(FAB), "--help", "provision"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+
+    for flag in ("--name", "--region", "--size", "--web", "--ssh-key"):
+        line = next(x for x in result.stdout.splitlines() if flag in x)
+        assert len(line.split()) > 2, line
+
+
+def test_provision_refuses_to_run_without_token(fab, fake):
+    result = fab("provision", "--ssh-key", "KEY", token=None)
+
+    assert result.returncode != 0
+    assert "DIGITALOCEAN_ACCESS_TOKEN" in result.stderr
+    assert fake.requests == []
+
+
+def test_provision_makes_droplet_reserved_ip_and_firewall(fab, fake):
+    result = fab("provision", "--ssh-key", "KEY")
+
+    assert result.returncode == 0, result.stderr
+    [droplet] = fake.droplets.values()
+    assert droplet["status"] == "active"
+    assert droplet["tags"] == ["minitwit"]
+    assert droplet["image"]["slug"] == "ubuntu-24-04-x64"
+    [reserved] = fake.reserved_ips.values()
+    assert reserved["_droplet_id"] == droplet["id"]
+    [firewall] = fake.firewalls.values()
+    assert firewall["tags"] == ["minitwit"]
+    assert sorted(r["ports"] for r in firewall["inbound_rules"]) == \
+        ["22", "443", "80"]
+    assert len(fake.ssh_keys) == 1
+    assert result.state["reserved_ip"] == reserved["ip"]
+    assert result.state["droplets"][0]["id"] == droplet["id"]
+
+
+def test_second_provision_creates_nothing(fab, fake):
+    fab("provision", "--ssh-key", "KEY")
+    writes_before = len(fake.writes())
+
+    result = fab("provision", "--ssh-key", "KEY")
+
+    assert result.returncode == 0, result.stderr
+    assert fake.writes()[writes_before:] == []
+
+
+def test_provision_finds_registered_key_on_a_later_page(fab, fake,
+                                                        public_key):
+    for n in range(150):
+        fake.ssh_keys[n] = {"id": n, "name": f"k{n}",
+                            "fingerprint": f"00:{n:02x}", "public_key": ""}
+    fake.handle("POST", "/v2/account/keys", {},
+                {"name": "mine", "public_key": public_key.read_text()},
+                f"Bearer {TOKEN}")
+
+    result = fab("provision", "--ssh-key", "KEY")
+
+    assert result.returncode == 0, result.stderr
+    assert len(fake.ssh_keys) == 151
+    assert ("POST", "/v2/account/keys") not in fake.writes()[1:]
+
+
+def test_api_error_midway_stops_and_a_rerun_completes(fab, fake):
+    fake.fail_next("POST", r"/v2/reserved_ips/[^/]+/actions",
+                   message="Droplet already has a pending event.")
+
+    failed = fab("provision", "--ssh-key", "KEY")
+    rerun = fab("provision", "--ssh-key", "KEY")
+
+    assert failed.returncode != 0
+    assert "Droplet already has a pending event." in failed.stderr
+    assert failed.state["reserved_ip"]
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(fake.droplets) == 1 and len(fake.reserved_ips) == 1
+    [droplet] = fake.droplets.values()
+    [reserved] = fake.reserved_ips.values()
+    assert reserved["_droplet_id"] == droplet["id"]
+    assert rerun.state["reserved_ip"] == failed.state["reserved_ip"]
+
+
+def test_destroy_removes_what_provision_made(fab, fake):
+    fab("provision", "--ssh-key", "KEY")
+
+    result = fab("destroy", "--yes")
+
+    assert result.returncode == 0, result.stderr
+    assert not fake.droplets and not fake.reserved_ips
+    assert not fake.firewalls and "minitwit" not in fake.tags
+    assert result.state is None
+
+
+def test_destroy_without_confirmation_removes_nothing(fab, fake):
+    fab("provision", "--ssh-key", "KEY")
+
+    result = fab("destroy", stdin="no\n")
+
+    assert result.returncode != 0
+    assert len(fake.droplets) == 1 and len(fake.reserved_ips) == 1
+    assert result.state is not None
+
+
+def test_scale_out_makes_droplets_balancer_and_database(fab, fake):
+    result = fab("provision", "--ssh-key", "KEY", "--web", "3")
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(d["name"] for d in fake.droplets.values()) == \
+        ["minitwit-web-1", "minitwit-web-2", "minitwit-web-3"]
+    assert not fake.reserved_ips
+    [balancer] = fake.load_balancers.values()
+    assert balancer["tag"] == "minitwit"
+    assert balancer["health_check"]["path"] == "/health"
+    [cluster] = fake.databases.values()
+    assert cluster["engine"] == "mongodb"
+    assert fake.db_firewalls[cluster["id"]][0]["value"] == "minitwit"
+    assert len(result.state["droplets"]) == 3
+    assert result.state["load_balancer"]["ip"] == balancer["ip"]
+
+
+def test_scale_out_second_run_creates_nothing_and_destroy_clears(fab, fake):
+    fab("provision", "--ssh-key", "KEY", "--web", "2")
+    writes_before = len(fake.writes())
+
+    again = fab("provision", "--ssh-key", "KEY", "--web", "2")
+    writes_again = fake.writes()[writes_before:]
+    gone = fab("destroy", "--yes")
+
+    assert again.returncode == 0, again.stderr
+    assert writes_again == []
+    assert gone.returncode == 0, gone.stderr
+    assert not (fake.droplets or fake.load_balancers or fake.databases
+                or fake.firewalls)
+
+
+def test_scale_out_deploy_uses_the_cluster_connection_string(fake,
+                                                             monkeypatch):
+    import cloud
+    import fabfile
+
+    monkeypatch.setenv("DIGITALOCEAN_API_URL", fake.url)
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))
+    _, answer = fake.create_database({}, {
+        "name": "minitwit-db", "engine": "mongodb", "region": "fra1",
+        "size": "db-s-1vcpu-1gb", "num_nodes": 1})
+    cluster = answer["database"]
+
+    uri = fabfile._mongo_uri({"database_id": cluster["id"]})
+
+    assert uri == cluster["connection"]["uri"]
+    assert cloud.web_hosts({"droplets": [{"ip": "a"}, {"ip": "b"}]}) == \
+        ["a", "b"]
+
+
+def test_growing_a_single_droplet_deployment_is_refused(fab, fake):
+    fab("provision", "--ssh-key", "KEY")
+
+    result = fab("provision", "--ssh-key", "KEY", "--web", "3")
+
+    assert result.returncode != 0
+    assert "destroy it first" in result.stderr
+    assert len(fake.droplets) == 1
+
+
+def test_rendered_unit_and_fallback_run_the_same_gunicorn():
+    import remote
+
+    target = remote.Target(root="/srv/minitwit", app_port=8123, workers=2)
+    unit = remote.render("minitwit.service", **remote.unit_values(target))
+    exec_start = next(line for line in unit.replace("\\\n", "").splitlines()
+                      if line.startswith("ExecStart="))
+
+    assert "{{" not in unit
+    assert " ".join(exec_start[len("ExecStart="):].split()) in \
+        remote.fallback_command(target)
+    assert "--bind 127.0.0.1:8123" in exec_start
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"),
+                    reason="systemd-analyze is not installed")
+def test_rendered_unit_passes_systemd_analyze(tmp_path):
+    import remote
+
+    target = remote.Target(root=str(tmp_path))
+    gunicorn = tmp_path / "current" / ".venv" / "bin" / "gunicorn"
+    gunicorn.parent.mkdir(parents=True)
+    gunicorn.write_text("#!/bin/sh\n")
+    gunicorn.chmod(0o755)
+    unit = tmp_path / "minitwit.service"
+    unit.write_text(remote.render("minitwit.service",
+                                  **remote.unit_values(target)))
+
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)],
+                            capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_release_hash_ignores_local_clutter(tmp_path):
+    import remote
+
+    (tmp_path / "wsgi.py").write_text("app = None\n")
+    _, before = remote.pack_release(tmp_path)
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "x").write_text("x")
+    (tmp_path / ".minitwit-state.json").write_text("{}")
+    _, after = remote.pack_release(tmp_path)
+    (tmp_path / "wsgi.py").write_text("app = 1\n")
+    _, changed = remote.pack_release(tmp_path)
+
+    assert before == after != changed
