@@ -24,7 +24,7 @@ AUTHORIZATION = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"
 MAX_BODY = 64 * 1024
 MAX_NO = 10_000
 DEFAULT_NO = 100
-OPENAPI = Path(__file__).resolve().parent / "docs" / "openapi.json"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 
 # NOTE: the simulator gives up after 0.3 s. The first database call of a
 # request must answer within REACH_BUDGET, so a missing or hung database

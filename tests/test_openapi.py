@@ -1,6 +1,6 @@
 """The OpenAPI document matches what the simulator API does.
 
-Schemathesis generates requests from docs/openapi.json, valid ones and
+Schemathesis generates requests from openapi.json, valid ones and
 invalid ones, sends them to the app over a real FerretDB, and checks each
 answer against the document: no 5xx, only documented statuses, bodies of
 the documented shape, invalid input refused.
