@@ -2,11 +2,12 @@
 
 import json
 import logging
+import threading
 
 import bottle
 import pymongo
 from bottle import HTTPResponse, request
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 import config as configuration
 import simapi
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 HEALTH_BUDGET = 1.0
+INDEX_BUDGET = 5.0
+INDEX_RETRY_PAUSE = 1.0
 
 SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
@@ -34,7 +37,7 @@ def create_app(db=None, config=None):
     config = config or configuration.from_env()
     if db is None:
         db = connect(config)
-        store.ensure_indexes(db)
+        ensure_indexes_soon(db)
 
     root = build_web(db, config)
     api = simapi.build_api(db)
@@ -53,6 +56,41 @@ def connect(config):
                                  connectTimeoutMS=1000,
                                  appname="minitwit")
     return client[config.db_name]
+
+
+def ensure_indexes_soon(db):
+    """Create the indexes now, or in the background once the database is up.
+
+    A worker that raised here would not boot, and gunicorn stops altogether
+    when a worker fails to boot: a database that is down while a worker
+    starts or restarts would take the whole app down with it.
+    """
+    if _try_indexes(db):
+        return
+
+    log.warning("database unreachable at start; serving 503 until it "
+                "answers, indexes will be created then")
+    threading.Thread(target=_retry_indexes, args=(db,), daemon=True,
+                     name="ensure-indexes").start()
+
+
+def _try_indexes(db):
+    """Create the indexes; return False if the database is unreachable."""
+    try:
+        with pymongo.timeout(INDEX_BUDGET):
+            store.ensure_indexes(db)
+    except PyMongoError as exc:
+        if isinstance(exc, ConnectionFailure) or exc.timeout:
+            return False
+        raise
+    return True
+
+
+def _retry_indexes(db):
+    """Try to create the indexes until the database answers."""
+    while not _try_indexes(db):
+        threading.Event().wait(INDEX_RETRY_PAUSE)
+    log.info("database reachable again; indexes ensured")
 
 
 def _add_health(root, db):
@@ -93,6 +131,13 @@ def _api_error(db, error):
             simapi.record_latest(db)
     except PyMongoError:
         pass  # NOTE: the error at hand matters more than the counter.
+
+    # NOTE: Bottle drops undecodable bytes from the path before routing,
+    # so a bad path would otherwise show up as a baffling 404.
+    problem = simapi.path_error()
+    if problem:
+        bottle.response.status = 400
+        return simapi.error_body(400, problem)
 
     message = {404: "There is no such resource",
                405: "That method is not allowed here"}.get(
