@@ -3,6 +3,7 @@
 import json
 import logging
 import threading
+import time
 
 import bottle
 import pymongo
@@ -89,7 +90,7 @@ def _try_indexes(db):
 def _retry_indexes(db):
     """Try to create the indexes until the database answers."""
     while not _try_indexes(db):
-        threading.Event().wait(INDEX_RETRY_PAUSE)
+        time.sleep(INDEX_RETRY_PAUSE)
     log.info("database reachable again; indexes ensured")
 
 
