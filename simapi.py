@@ -275,9 +275,10 @@ def _no():
         raise _error(400, "no must be a non-negative integer")
 
     # NOTE: int() refuses strings of over 4300 digits; any such is huge.
-    if len(value) > len(str(MAX_NO)):
+    digits = value.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_NO)):
         return MAX_NO
-    return min(int(value), MAX_NO)
+    return min(int(digits), MAX_NO)
 
 
 class IdentityCache:

@@ -134,6 +134,7 @@ def test_no_limits_the_number_of_messages(api):
                                                                    "m3"]
     assert len(api.get("/msgs/alice", no=3).json) == 3
     assert api.get("/msgs", no=0).json == []
+    assert len(api.get("/msgs", no="0000001").json) == 1
     assert len(api.get("/msgs").json) == 5
 
 
