@@ -59,6 +59,16 @@ def ferretdb_client(ferretdb_server):
     client.close()
 
 
+@pytest.fixture(scope="module")
+def stack(request, tmp_path_factory):
+    """Start FerretDB and gunicorn as `make run` does, for one test module."""
+    from serve import Stack
+
+    data_dir = tmp_path_factory.mktemp(request.module.__name__)
+    with Stack(data_dir, app_log=data_dir / "app.log") as running:
+        yield running
+
+
 def make_app(db):
     """Return the root app over db with a fixed test configuration."""
     return create_app(db, Config(secret_key="test-secret"))

@@ -14,20 +14,11 @@ import pymongo
 import pytest
 
 import replay
-from serve import Stack
 
 pytestmark = pytest.mark.slow
 
 CLIENTS = 16
 TIMEOUT = 10.0
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """Start FerretDB and gunicorn over a fresh data directory."""
-    data_dir = tmp_path_factory.mktemp("concurrency")
-    with Stack(data_dir, app_log=data_dir / "app.log") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

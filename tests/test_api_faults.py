@@ -18,21 +18,12 @@ import pymongo
 import pytest
 
 import replay
-from serve import Stack
 
 pytestmark = pytest.mark.slow
 
 # NOTE: far above the 0.3 s budget, only to tell a slow answer from a hang.
 HANG = 5.0
 RECOVERY_TRIES = 100
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """Start FerretDB and gunicorn over a fresh data directory."""
-    data_dir = tmp_path_factory.mktemp("faults")
-    with Stack(data_dir, app_log=data_dir / "app.log") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

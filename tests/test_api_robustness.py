@@ -11,8 +11,6 @@ import socket
 import pytest
 from conftest import SIMULATOR_AUTH
 
-from serve import Stack
-
 
 def assert_json_error(res, status):
     assert res.status_int == status
@@ -119,14 +117,12 @@ def test_a_follow_of_oneself_is_stored_like_any_other(api):
 # The real server --------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """Start FerretDB and gunicorn over a fresh data directory."""
-    data_dir = tmp_path_factory.mktemp("robust")
-    with Stack(data_dir, app_log=data_dir / "app.log") as running:
-        user = json.dumps({"username": "alice", "email": "a@b",
-                           "pwd": "x"}).encode()
-        raw_request(running, "POST", "/api/register", user)
-        yield running
+def alice(stack):
+    """Register alice on the real server; return the server."""
+    user = json.dumps({"username": "alice", "email": "a@b",
+                       "pwd": "x"}).encode()
+    raw_request(stack, "POST", "/api/register", user)
+    return stack
 
 
 def raw_request(stack, method, path, body=b"", headers=None):
@@ -165,6 +161,7 @@ def messages(stack):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("alice")
 def test_a_chunked_body_is_read_whole(stack):
     body = chunked(json.dumps({"content": "sent in chunks"}).encode())
     status, _, _ = raw_request(stack, "POST", "/api/msgs/alice", body,
@@ -180,6 +177,7 @@ def test_a_chunked_body_is_read_whole(stack):
     (b"zz\r\nabc\r\n0\r\n\r\n", 400),
     (b"2\r\n{}XX0\r\n\r\n", 400),
 ])
+@pytest.mark.usefixtures("alice")
 def test_an_oversized_or_broken_chunked_body_answers_4xx(stack, body,
                                                          status):
     answer, _, payload = raw_request(stack, "POST", "/api/msgs/alice", body,
@@ -190,6 +188,7 @@ def test_an_oversized_or_broken_chunked_body_answers_4xx(stack, body,
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("alice")
 def test_a_content_length_shorter_than_the_body_answers_400(stack):
     body = json.dumps({"content": "cut short"}).encode()
     status, _, payload = raw_request(stack, "POST", "/api/msgs/alice", body,
@@ -200,6 +199,7 @@ def test_a_content_length_shorter_than_the_body_answers_400(stack):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("length", ["99999999999999999999", "65537"])
+@pytest.mark.usefixtures("alice")
 def test_a_content_length_over_the_limit_answers_413_unread(stack, length):
     status, _, payload = raw_request(stack, "POST", "/api/msgs/alice",
                                      b"{}", {"Content-Length": length})
@@ -214,6 +214,7 @@ def test_a_content_length_over_the_limit_answers_413_unread(stack, length):
     ("/api/msgs/a%2Fb", 404), ("/api/msgs/%00", 404),
     ("/api/%6Dsgs/alice", 200), ("/api/msgs?no=" + "9" * 4000, 200),
 ])
+@pytest.mark.usefixtures("alice")
 def test_percent_encodings_through_gunicorn(stack, path, status):
     answer, head, payload = raw_request(stack, "GET", path, None)
     assert answer == status
@@ -222,6 +223,7 @@ def test_percent_encodings_through_gunicorn(stack, path, status):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("alice")
 def test_head_and_options_through_gunicorn(stack):
     status, _, payload = raw_request(stack, "HEAD", "/api/msgs", None)
     assert (status, payload) == (200, b"")
@@ -234,6 +236,7 @@ def test_head_and_options_through_gunicorn(stack):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("length", ["-1", "abc", "1, 2"])
+@pytest.mark.usefixtures("alice")
 def test_a_malformed_content_length_is_refused_by_gunicorn(stack, length):
     # NOTE: gunicorn refuses these itself, before the app, with an HTML
     # page; docs/api.md says so. The point is a 400, not a hang or a 500.

@@ -32,16 +32,6 @@ def unique(name):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """Run FerretDB and gunicorn as `make run` does, on a free port."""
-    from serve import Stack
-
-    data_dir = tmp_path_factory.mktemp("stack")
-    with Stack(data_dir, app_log=data_dir / "app.log") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def simulator(stack):
     """Return a client of the running app's simulator API."""
     return Simulator(stack.base_url)

@@ -7,19 +7,10 @@ from pathlib import Path
 import pytest
 
 import replay
-from serve import Stack
 
 SCENARIO = Path(__file__).resolve().parents[2] / "shared/data/scenario.tsv"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """Start FerretDB and gunicorn over a fresh data directory."""
-    data_dir = tmp_path_factory.mktemp("e2e")
-    with Stack(data_dir, app_log=data_dir / "app.log") as running:
-        yield running
 
 
 def get_json(url):
