@@ -26,9 +26,12 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 setup: system-deps $(VENV_STAMP) ferretdb
 
+# NOTE: the status, not dpkg -s alone: a removed package whose config files
+# remain still answers dpkg -s, though its programs are gone.
 system-deps:
 	@missing="$$(for p in $(SYSTEM_PACKAGES); do \
-		dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done)"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing system packages:" $$missing; \
 		$(SUDO) apt-get update -q && \
