@@ -14,14 +14,19 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 log = logging.getLogger(__name__)
 
 API_URL = "https://api.digitalocean.com"
 PER_PAGE = 100
 IMAGE = "ubuntu-24-04-x64"
-OPEN_PORTS = ("22", "80", "443")
+SSH_PORT = "22"
+WEB_PORTS = ("80", "443")
 ANYWHERE = {"addresses": ["0.0.0.0/0", "::/0"]}
+APP_DATABASE = "minitwit"
+APP_USER = "minitwit"
+APP_ROLE = "readWrite"
 
 
 class CloudError(Exception):
@@ -107,6 +112,13 @@ def _wait(get, ready, what, poll, timeout):
 
 def _is_missing(error):
     return getattr(error, "status_code", None) == 404
+
+
+def _found(answer, key):
+    """Return answer[key], or None when the API answered 404 not_found."""
+    if isinstance(answer, dict) and answer.get("id") == "not_found":
+        return None
+    return _field(answer, key)
 
 
 # State file ----------------------------------------------------------------
@@ -211,23 +223,69 @@ def assign_reserved_ip(do, ip, droplet_id):
     _field(answer, "action")
 
 
-def ensure_firewall(do, plan):
-    """Create the cloud firewall (ssh, http, https in) unless it exists."""
-    name = f"{plan.name}-firewall"
-    for firewall in _all(do.firewalls.list, "firewalls"):
-        if firewall["name"] == name:
-            return firewall["id"]
+def firewall_rules(plan, lb_id=None):
+    """Return the firewall's inbound and outbound rules for the plan."""
+    # NOTE: behind a load balancer the droplets serve http to it alone;
+    # a single droplet serves the public directly on its reserved IP.
+    if plan.scale_out and not lb_id:
+        raise ValueError("a scale-out firewall needs the load balancer id")
+    web = {"load_balancer_uids": [lb_id]} if plan.scale_out else ANYWHERE
 
-    log.info("creating firewall %s", name)
-    inbound = [{"protocol": "tcp", "ports": port, "sources": ANYWHERE}
-               for port in OPEN_PORTS]
+    inbound = [{"protocol": "tcp", "ports": SSH_PORT, "sources": ANYWHERE}]
+    inbound += [{"protocol": "tcp", "ports": port, "sources": web}
+                for port in WEB_PORTS]
     outbound = [{"protocol": proto, "ports": "0" if proto == "icmp"
                  else "all", "destinations": ANYWHERE}
                 for proto in ("tcp", "udp", "icmp")]
-    answer = do.firewalls.create(body={
-        "name": name, "tags": [plan.tag],
-        "inbound_rules": inbound, "outbound_rules": outbound,
-    })
+    return {"inbound_rules": inbound, "outbound_rules": outbound}
+
+
+def _rule_key(rule, side):
+    """Return a rule in a form that compares equal however it is spelt."""
+    # NOTE: the API may write "all ports" as "0" and add empty lists.
+    ends = {k: sorted(map(str, v)) if isinstance(v, list) else v
+            for k, v in (rule.get(side) or {}).items() if v}
+    ports = str(rule.get("ports") or "0")
+    return json.dumps([rule["protocol"], "0" if ports == "all" else ports,
+                       rule.get("action") or "allow", ends], sort_keys=True)
+
+
+def _same_rules(firewall, rules):
+    """Return whether the firewall already has exactly these rules."""
+    return all(
+        sorted(_rule_key(r, side) for r in firewall.get(key) or []) ==
+        sorted(_rule_key(r, side) for r in rules[key])
+        for key, side in (("inbound_rules", "sources"),
+                          ("outbound_rules", "destinations")))
+
+
+def ensure_firewall(do, plan, lb_id=None):
+    """Make or correct the cloud firewall of the plan's droplets; return id.
+
+    ssh is open to all; http and https are open to all for one droplet
+    and to the load balancer only when there is one.
+    """
+    name = f"{plan.name}-firewall"
+    rules = firewall_rules(plan, lb_id)
+    found = next((f for f in _all(do.firewalls.list, "firewalls")
+                  if f["name"] == name), None)
+    if found is None:
+        log.info("creating firewall %s", name)
+        answer = do.firewalls.create(body={"name": name,
+                                           "tags": [plan.tag], **rules})
+        return _field(answer, "firewall")["id"]
+
+    tags = found.get("tags") or []
+    if _same_rules(found, rules) and plan.tag in tags:
+        return found["id"]
+
+    # NOTE: PUT replaces the whole firewall, so keep what it applies to.
+    log.info("updating the rules of firewall %s", name)
+    if plan.tag not in tags:
+        tags = tags + [plan.tag]
+    answer = do.firewalls.update(found["id"], body={
+        "name": name, "tags": tags,
+        "droplet_ids": found.get("droplet_ids") or [], **rules})
     return _field(answer, "firewall")["id"]
 
 
@@ -293,10 +351,67 @@ def ensure_database(do, plan, poll=10, timeout=1800):
     return cluster["id"]
 
 
+def ensure_app_database(do, cluster_id):
+    """Make the app's database on the cluster unless it is there."""
+    names = [d["name"] for d in
+             _field(do.databases.list(cluster_id), "dbs") or []]
+    if APP_DATABASE in names:
+        return
+
+    log.info("creating database %s on the cluster", APP_DATABASE)
+    _field(do.databases.add(cluster_id, body={"name": APP_DATABASE}), "db")
+
+
+def ensure_app_user(do, cluster_id):
+    """Make the app's user, limited to its database, unless it exists."""
+    user = _found(do.databases.get_user(cluster_id, APP_USER), "user")
+    wanted = {"databases": [APP_DATABASE], "role": APP_ROLE}
+    if user is None:
+        log.info("creating database user %s (%s on %s)", APP_USER,
+                 APP_ROLE, APP_DATABASE)
+        answer = do.databases.add_user(cluster_id, body={
+            "name": APP_USER,
+            "settings": {"mongo_user_settings": wanted}})
+        _field(answer, "user")
+        return
+
+    settings = (user.get("settings") or {}).get("mongo_user_settings")
+    if settings and settings != wanted:
+        # TODO: correct the rights through the API; the published API
+        # documents no update of a MongoDB user's databases or role.
+        log.warning("database user %s exists with other rights (%s); "
+                    "left as it is", APP_USER, settings)
+
+
+def app_uri(connection, user):
+    """Return the app's connection string from cluster and user details."""
+    scheme = connection.get("protocol") or "mongodb+srv"
+    host = connection["host"]
+    if scheme == "mongodb" and connection.get("port"):
+        host = f"{host}:{connection['port']}"  # +srv URIs take no port
+
+    options = {"tls": "true", "authSource": "admin"}
+    query = parse_qs(urlsplit(connection.get("uri") or "").query)
+    if query.get("replicaSet"):
+        options["replicaSet"] = query["replicaSet"][0]
+    credentials = f"{quote(user['name'], safe='')}:" \
+                  f"{quote(user['password'], safe='')}"
+    return f"{scheme}://{credentials}@{host}/{APP_DATABASE}?" \
+           f"{urlencode(options)}"
+
+
 def database_uri(do, cluster_id):
-    """Return the managed cluster's connection string (a secret)."""
-    answer = do.databases.get_cluster(cluster_id)
-    return _field(answer, "database")["connection"]["uri"]
+    """Return the app user's connection string to the cluster (a secret)."""
+    cluster = _field(do.databases.get_cluster(cluster_id), "database")
+    user = _found(do.databases.get_user(cluster_id, APP_USER), "user")
+    if user is None:
+        raise CloudError(f"database user {APP_USER} is missing; run "
+                         "`fab provision` again")
+    if not user.get("password"):
+        raise CloudError(f"the API shows no password for database user "
+                         f"{APP_USER}; the token needs the "
+                         "database:view_credentials scope")
+    return app_uri(cluster["connection"], user)
 
 
 def provision(do, plan, path, poll=5):
@@ -316,13 +431,19 @@ def provision(do, plan, path, poll=5):
     droplet_ids = ensure_droplets(do, plan, state["ssh_key_id"])
     record(droplets=[{"id": i} for i in droplet_ids])
     record(droplets=wait_active(do, droplet_ids, poll=poll))
-    record(firewall_id=ensure_firewall(do, plan))
 
     if plan.scale_out:
-        record(database_id=ensure_database(do, plan, poll=poll))
+        # The balancer comes first: the firewall names it as the only
+        # source of http, and the slow database is made last.
         record(load_balancer=ensure_load_balancer(do, plan, poll=poll))
+        record(firewall_id=ensure_firewall(
+            do, plan, lb_id=state["load_balancer"]["id"]))
+        record(database_id=ensure_database(do, plan, poll=poll))
+        ensure_app_database(do, state["database_id"])
+        ensure_app_user(do, state["database_id"])
         return state
 
+    record(firewall_id=ensure_firewall(do, plan))
     droplet_id = droplet_ids[0]
     ip = ensure_reserved_ip(do, plan, droplet_id, state.get("reserved_ip"))
     record(reserved_ip=ip)

@@ -109,9 +109,13 @@ def _mongo_uri(state):
     """Return the external MongoDB URI, if the deploy should use one."""
     if os.environ.get("MINITWIT_MONGO_URI"):
         return os.environ["MINITWIT_MONGO_URI"]
-    if state.get("database_id"):
+    if not state.get("database_id"):
+        return ""
+
+    try:
         return cloud.database_uri(_client(), state["database_id"])
-    return ""
+    except cloud.CloudError as e:
+        raise Exit(f"no connection string for the app: {e}") from None
 
 
 @task(help={

@@ -52,6 +52,7 @@ class FakeDigitalOcean:
         self.load_balancers = {}
         self.databases = {}
         self.db_firewalls = {}
+        self.db_users = {}
         self.requests = []
         self.failures = []
         self._ids = itertools.count(1000)
@@ -356,8 +357,35 @@ class FakeDigitalOcean:
                     "outbound_rules": body.get("outbound_rules", []),
                     "droplet_ids": body.get("droplet_ids", []),
                     "tags": body.get("tags", [])}
+        self._check_firewall_sources(firewall)
         self.firewalls[firewall["id"]] = firewall
         return 202, {"firewall": firewall}
+
+    def update_firewall(self, query, body, firewall_id):
+        firewall = self.firewalls.get(firewall_id)
+        if firewall is None:
+            raise ApiError(404, *NOT_FOUND)
+        _require(body, "name")
+        if not (body.get("inbound_rules") or body.get("outbound_rules")):
+            raise ApiError(400, "bad_request",
+                           "At least one rule must be specified")
+        # The whole firewall is replaced: what the body omits is reset.
+        changed = dict(firewall, name=body["name"],
+                       inbound_rules=body.get("inbound_rules", []),
+                       outbound_rules=body.get("outbound_rules", []),
+                       droplet_ids=body.get("droplet_ids", []),
+                       tags=body.get("tags", []))
+        self._check_firewall_sources(changed)
+        self.firewalls[firewall_id] = changed
+        return 200, {"firewall": changed}
+
+    def _check_firewall_sources(self, firewall):
+        for rule in firewall["inbound_rules"]:
+            for lb_id in (rule.get("sources") or {}).get(
+                    "load_balancer_uids", []):
+                if lb_id not in self.load_balancers:
+                    raise ApiError(422, "unprocessable_entity",
+                                   f"load balancer {lb_id} not found")
 
     def delete_firewall(self, query, body, firewall_id):
         if self.firewalls.pop(firewall_id, None) is None:
@@ -418,6 +446,7 @@ class FakeDigitalOcean:
                            "name is already in use")
         host = f"{body['name']}-do-user-1-0.db.invalid"
         password = uuid.uuid4().hex
+        replica_set = body["name"]
         cluster = {
             "id": str(uuid.uuid4()), "name": body["name"],
             "engine": body["engine"], "version": body.get("version", "8"),
@@ -430,11 +459,13 @@ class FakeDigitalOcean:
                 "user": "doadmin", "password": password,
                 "database": "admin", "ssl": True,
                 "uri": f"mongodb+srv://doadmin:{password}@{host}/admin"
-                       "?tls=true&authSource=admin",
+                       f"?tls=true&authSource=admin&replicaSet={replica_set}",
             },
         }
         self.databases[cluster["id"]] = cluster
         self.db_firewalls[cluster["id"]] = []
+        self.db_users[cluster["id"]] = {"doadmin": {
+            "name": "doadmin", "role": "primary", "password": password}}
         return 201, {"database": self._public(cluster)}
 
     def get_database(self, query, body, cluster_id):
@@ -461,7 +492,62 @@ class FakeDigitalOcean:
         if self.databases.pop(cluster_id, None) is None:
             raise ApiError(404, *NOT_FOUND)
         self.db_firewalls.pop(cluster_id, None)
+        self.db_users.pop(cluster_id, None)
         return 204, None
+
+    def _cluster(self, cluster_id):
+        cluster = self.databases.get(cluster_id)
+        if cluster is None:
+            raise ApiError(404, *NOT_FOUND)
+        return cluster
+
+    def list_dbs(self, query, body, cluster_id):
+        names = self._cluster(cluster_id)["db_names"]
+        return 200, {"dbs": [{"name": n} for n in names]}
+
+    def add_db(self, query, body, cluster_id):
+        cluster = self._cluster(cluster_id)
+        _require(body, "name")
+        if body["name"] in cluster["db_names"]:
+            raise ApiError(422, "unprocessable_entity",
+                           "database name is already taken")
+        cluster["db_names"].append(body["name"])
+        return 201, {"db": {"name": body["name"]}}
+
+    def get_db(self, query, body, cluster_id, name):
+        if name not in self._cluster(cluster_id)["db_names"]:
+            raise ApiError(404, *NOT_FOUND)
+        return 200, {"db": {"name": name}}
+
+    def list_db_users(self, query, body, cluster_id):
+        self._cluster(cluster_id)
+        return 200, {"users": list(self.db_users[cluster_id].values())}
+
+    def add_db_user(self, query, body, cluster_id):
+        self._cluster(cluster_id)
+        _require(body, "name")
+        users = self.db_users[cluster_id]
+        if body["name"] in users:
+            raise ApiError(422, "unprocessable_entity",
+                           "user name is already taken")
+        settings = (body.get("settings") or {}).get("mongo_user_settings")
+        if settings and settings.get("role") not in (
+                None, "readOnly", "readWrite", "dbAdmin"):
+            raise ApiError(422, "unprocessable_entity",
+                           "role must be readOnly, readWrite or dbAdmin")
+        user = {"name": body["name"], "role": "normal",
+                "password": uuid.uuid4().hex}
+        if settings:
+            user["settings"] = {"mongo_user_settings": settings}
+        users[user["name"]] = user
+        return 201, {"user": user}
+
+    def get_db_user(self, query, body, cluster_id, name):
+        self._cluster(cluster_id)
+        user = self.db_users[cluster_id].get(name)
+        if user is None:
+            raise ApiError(404, *NOT_FOUND)
+        return 200, {"user": user}
 
 
 ID = r"([^/]+)"
@@ -484,6 +570,7 @@ ROUTES = [
     ("POST", rf"/v2/reserved_ips/{ID}/actions", "reserved_ip_action"),
     ("GET", r"/v2/firewalls", "list_firewalls"),
     ("POST", r"/v2/firewalls", "create_firewall"),
+    ("PUT", rf"/v2/firewalls/{ID}", "update_firewall"),
     ("DELETE", rf"/v2/firewalls/{ID}", "delete_firewall"),
     ("GET", r"/v2/load_balancers", "list_load_balancers"),
     ("POST", r"/v2/load_balancers", "create_load_balancer"),
@@ -494,6 +581,12 @@ ROUTES = [
     ("GET", rf"/v2/databases/{ID}", "get_database"),
     ("GET", rf"/v2/databases/{ID}/firewall", "get_database_firewall"),
     ("PUT", rf"/v2/databases/{ID}/firewall", "put_database_firewall"),
+    ("GET", rf"/v2/databases/{ID}/dbs", "list_dbs"),
+    ("POST", rf"/v2/databases/{ID}/dbs", "add_db"),
+    ("GET", rf"/v2/databases/{ID}/dbs/{ID}", "get_db"),
+    ("GET", rf"/v2/databases/{ID}/users", "list_db_users"),
+    ("POST", rf"/v2/databases/{ID}/users", "add_db_user"),
+    ("GET", rf"/v2/databases/{ID}/users/{ID}", "get_db_user"),
     ("DELETE", rf"/v2/databases/{ID}", "delete_database"),
 ]
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -65,6 +66,19 @@ def fab(fake, public_key, tmp_path):
     return run
 
 
+@pytest.fixture
+def api_env(fake, monkeypatch):
+    """Point clients made in this process at the fake."""
+    monkeypatch.setenv("DIGITALOCEAN_API_URL", fake.url)
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))
+
+
+def _inbound(firewall):
+    """Return the firewall's inbound sources by port."""
+    return {r["ports"]: r["sources"] for r in firewall["inbound_rules"]}
+
+
 def test_list_shows_one_line_for_each_task():
     result = subprocess.run([str(FAB), "--list"], cwd=ROOT,
                             capture_output=True, text=True, check=True)
@@ -104,8 +118,9 @@ def test_provision_makes_droplet_reserved_ip_and_firewall(fab, fake):
     assert reserved["_droplet_id"] == droplet["id"]
     [firewall] = fake.firewalls.values()
     assert firewall["tags"] == ["minitwit"]
-    assert sorted(r["ports"] for r in firewall["inbound_rules"]) == \
-        ["22", "443", "80"]
+    anywhere = {"addresses": ["0.0.0.0/0", "::/0"]}
+    assert _inbound(firewall) == {"22": anywhere, "80": anywhere,
+                                  "443": anywhere}
     assert len(fake.ssh_keys) == 1
     assert result.state["reserved_ip"] == reserved["ip"]
     assert result.state["droplets"][0]["id"] == droplet["id"]
@@ -208,22 +223,113 @@ def test_scale_out_second_run_creates_nothing_and_destroy_clears(fab, fake):
                 or fake.firewalls)
 
 
-def test_scale_out_deploy_uses_the_cluster_connection_string(fake,
-                                                             monkeypatch):
-    import cloud
+def test_scale_out_firewall_lets_http_in_from_the_balancer_only(fab, fake):
+    result = fab("provision", "--ssh-key", "KEY", "--web", "2")
+
+    assert result.returncode == 0, result.stderr
+    [balancer] = fake.load_balancers.values()
+    [firewall] = fake.firewalls.values()
+    only_balancer = {"load_balancer_uids": [balancer["id"]]}
+    assert _inbound(firewall) == {
+        "22": {"addresses": ["0.0.0.0/0", "::/0"]},
+        "80": only_balancer, "443": only_balancer}
+    assert firewall["tags"] == ["minitwit"]
+
+
+def test_open_firewall_of_an_earlier_run_is_updated_once(fab, fake):
+    anywhere = {"addresses": ["0.0.0.0/0", "::/0"]}
+    _, answer = fake.create_firewall({}, {
+        "name": "minitwit-firewall", "tags": ["minitwit"],
+        "inbound_rules": [{"protocol": "tcp", "ports": port,
+                           "sources": anywhere}
+                          for port in ("22", "80", "443")],
+        "outbound_rules": [{"protocol": "tcp", "ports": "all",
+                            "destinations": anywhere}]})
+    firewall_id = answer["firewall"]["id"]
+
+    first = fab("provision", "--ssh-key", "KEY", "--web", "2")
+    writes_before = len(fake.writes())
+    again = fab("provision", "--ssh-key", "KEY", "--web", "2")
+
+    assert first.returncode == 0 and again.returncode == 0, first.stderr
+    firewall_writes = [w for w in fake.writes() if "firewalls" in w[1]]
+    assert firewall_writes == [("PUT", f"/v2/firewalls/{firewall_id}")]
+    assert fake.writes()[writes_before:] == []
+    [firewall] = fake.firewalls.values()
+    [balancer] = fake.load_balancers.values()
+    assert _inbound(firewall)["80"] == \
+        {"load_balancer_uids": [balancer["id"]]}
+    assert _inbound(firewall)["22"] == anywhere
+    assert firewall["tags"] == ["minitwit"]
+    assert first.state["firewall_id"] == firewall_id
+
+
+def test_scale_out_makes_the_app_user_once_and_deploy_connects_as_it(
+        fab, fake, api_env):
     import fabfile
 
-    monkeypatch.setenv("DIGITALOCEAN_API_URL", fake.url)
-    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", TOKEN)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))
-    _, answer = fake.create_database({}, {
-        "name": "minitwit-db", "engine": "mongodb", "region": "fra1",
-        "size": "db-s-1vcpu-1gb", "num_nodes": 1})
-    cluster = answer["database"]
+    first = fab("provision", "--ssh-key", "KEY", "--web", "2")
+    again = fab("provision", "--ssh-key", "KEY", "--web", "2")
+    uri = fabfile._mongo_uri(again.state)
 
-    uri = fabfile._mongo_uri({"database_id": cluster["id"]})
+    assert first.returncode == 0 and again.returncode == 0, first.stderr
+    [cluster] = fake.databases.values()
+    users = fake.db_users[cluster["id"]]
+    app = users["minitwit"]
+    assert app["settings"]["mongo_user_settings"] == \
+        {"databases": ["minitwit"], "role": "readWrite"}
+    assert "minitwit" in cluster["db_names"]
+    path = f"/v2/databases/{cluster['id']}"
+    assert fake.writes().count(("POST", f"{path}/users")) == 1
+    assert fake.writes().count(("POST", f"{path}/dbs")) == 1
 
-    assert uri == cluster["connection"]["uri"]
+    parts = urlsplit(uri)
+    assert parts.scheme == "mongodb+srv"
+    assert parts.username == "minitwit"
+    assert unquote(parts.password) == app["password"]
+    assert parts.hostname == cluster["connection"]["host"]
+    assert parts.path == "/minitwit"
+    assert parse_qs(parts.query) == {
+        "tls": ["true"], "authSource": ["admin"],
+        "replicaSet": ["minitwit-db"]}
+
+    admin_password = users["doadmin"]["password"]
+    assert "doadmin" not in uri and admin_password not in uri
+    assert not any("doadmin" in p for _, p in fake.requests)
+    state_text = json.dumps(again.state)
+    assert app["password"] not in state_text
+    assert admin_password not in state_text
+
+
+def test_app_uri_quotes_the_password_and_keeps_a_plain_port():
+    import cloud
+
+    uri = cloud.app_uri(
+        {"protocol": "mongodb", "host": "db.example", "port": 25060,
+         "uri": "mongodb://doadmin:x@db.example:25060/admin"},
+        {"name": "minitwit", "password": "p/w@:%"})
+
+    assert uri == ("mongodb://minitwit:p%2Fw%40%3A%25@db.example:25060/"
+                   "minitwit?tls=true&authSource=admin")
+
+
+def test_deploy_stops_when_the_api_hides_the_app_password(fab, fake,
+                                                         api_env):
+    from invoke.exceptions import Exit
+
+    import fabfile
+
+    result = fab("provision", "--ssh-key", "KEY", "--web", "2")
+    [cluster] = fake.databases.values()
+    del fake.db_users[cluster["id"]]["minitwit"]["password"]
+
+    with pytest.raises(Exit, match="database:view_credentials"):
+        fabfile._mongo_uri(result.state)
+
+
+def test_scale_out_deploys_to_every_droplet():
+    import cloud
+
     assert cloud.web_hosts({"droplets": [{"ip": "a"}, {"ip": "b"}]}) == \
         ["a", "b"]
 
