@@ -124,14 +124,16 @@ def _mongo_uri(state):
     "listen": "nginx listen address or port (default 80)",
     "app_port": "loopback port gunicorn binds (default 8000)",
     "workers": "gunicorn worker processes (default 3)",
+    "threads": "threads in each gunicorn worker (default 4)",
     "ssh_port": "ssh port of the provisioned droplets (default 22)",
 })
 def deploy(c, source=None, root="/srv/minitwit", listen="80", app_port=8000,
-           workers=3, ssh_port=22):
+           workers=3, threads=4, ssh_port=22):
     """Install and start the release on every web host, or roll back."""
     connections, state = _targets(c, ssh_port)
     target = remote.Target(root=root, listen=str(listen),
                            app_port=int(app_port), workers=int(workers),
+                           threads=int(threads),
                            mongo_uri=_mongo_uri(state))
     if target.mongo_uri:
         log.info("using an external MongoDB; none is installed on the host")

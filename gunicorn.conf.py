@@ -1,6 +1,8 @@
 """gunicorn settings for MiniTwit, read from the environment.
 
-Run as `gunicorn -c gunicorn.conf.py wsgi:app`; `make run` does so.
+Run as `gunicorn -c gunicorn.conf.py wsgi:app`; `make run` and the
+deployed service (deploy/minitwit.service) both do, so every setting lives
+here and only the values below that come from the environment differ.
 """
 
 import os

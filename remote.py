@@ -30,6 +30,8 @@ SKIP_IN_RELEASE = {"data", "build", "tests", "__pycache__", "screenshots",
 MONGO_KEY_URL = "https://www.mongodb.org/static/pgp/server-8.0.asc"
 MONGO_KEYRING = "/usr/share/keyrings/mongodb-server-8.0.gpg"
 SAFE_VALUE = re.compile(r'[^"$`\\\n]*')
+# systemd's PATH for services; the fallback starts gunicorn with it too.
+SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class DeployFailed(Exception):
@@ -44,6 +46,7 @@ class Target:
     listen: str = "80"
     app_port: int = 8000
     workers: int = 3
+    threads: int = 4
     user: str = "minitwit"
     mongo_uri: str = ""
     health_timeout: float = 30
@@ -81,7 +84,17 @@ def unit_values(target):
     """Return the values that the systemd unit template needs."""
     return {"user": target.user, "root": target.root,
             "env_file": target.env_file, "app_port": target.app_port,
-            "workers": target.workers}
+            "workers": target.workers, "threads": target.threads}
+
+
+def unit_settings(target):
+    """Return the rendered unit's settings, each name with its values."""
+    unit = render("minitwit.service", **unit_values(target))
+    settings = {}
+    for name, value in re.findall(r"^(\w+)=(.*)$",
+                                  unit.replace("\\\n", ""), re.M):
+        settings.setdefault(name, []).append(value)
+    return settings
 
 
 def _sh(c, command, **kwargs):
@@ -326,19 +339,29 @@ def install_site(c, target):
     return changed
 
 
-def fallback_command(target):
-    """Return a shell line that starts the unit's ExecStart without it."""
-    unit = render("minitwit.service", **unit_values(target))
-    fields = dict(re.findall(r"^(\w+)=(.*)$",
-                             unit.replace("\\\n", ""), re.M))
-    start = " ".join(fields["ExecStart"].split())
+def fallback_argv(target):
+    """Return the command running the unit's ExecStart in its environment."""
+    unit = unit_settings(target)
+    environment = [assignment for line in unit.get("Environment", ())
+                   for assignment in shlex.split(line)]
+    start = " ".join(unit["ExecStart"][0].split())
     log_file = f"{target.root}/shared/log/gunicorn.log"
-    inner = f"set -a; . {fields['EnvironmentFile']}; set +a; " \
-            f"exec {start} >>{log_file} 2>&1"
+    # NOTE: as under systemd, the environment file's values win over the
+    # unit's Environment= lines, and nothing of the ssh session leaks in.
+    script = (f"set -a; . {unit['EnvironmentFile'][0]}; set +a; "
+              f"exec {start} >>{log_file} 2>&1")
+    return ["/usr/bin/env", "-i", f"PATH={SERVICE_PATH}", *environment,
+            "/bin/sh", "-c", script]
+
+
+def fallback_command(target):
+    """Return a shell line that starts the unit's service without systemd."""
+    unit = unit_settings(target)
+    program, *arguments = fallback_argv(target)
     return (f"start-stop-daemon --start --background --make-pidfile "
-            f"--pidfile {target.pidfile} --chuid {fields['User']} "
-            f"--chdir {fields['WorkingDirectory']} --exec /bin/sh "
-            f"-- -c {shlex.quote(inner)}")
+            f"--pidfile {target.pidfile} --chuid {unit['User'][0]} "
+            f"--chdir {unit['WorkingDirectory'][0]} --exec {program} "
+            f"-- {shlex.join(arguments)}")
 
 
 def app_running(c, target, systemd):

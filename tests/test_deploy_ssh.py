@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
 SCENARIO = ROOT.parent / "shared" / "data" / "scenario.tsv"
 TOKEN = "fake-token"
+NOTABLE_LOG = Path("/var/log/nginx/minitwit-notable.log")
 
 
 def free_port():
@@ -182,6 +183,29 @@ def live_release(site):
     return os.readlink(Path(site["root"]) / "current")
 
 
+def process_environment(pid):
+    """Return the environment a running process was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode()
+    return dict(item.split("=", 1) for item in raw.split("\0") if item)
+
+
+def test_gunicorn_takes_its_settings_from_the_unit(first_deploy, site):
+    pid = gunicorn_pid(site).strip()
+    log_file = Path(site["root"]) / "shared" / "log" / "gunicorn.log"
+    for _ in range(3):
+        get(site["url"] + "/health")
+
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    env = process_environment(pid)
+    workers = subprocess.run(["pgrep", "-P", pid], capture_output=True,
+                             text=True).stdout.split()
+    assert command[-4:-1] == [b"-c", b"gunicorn.conf.py", b"wsgi:app"]
+    assert env["PORT"] == site["app_port"]
+    assert env["MINITWIT_WORKERS"] == "2" and len(workers) == 2
+    assert env["MINITWIT_ACCESS_LOG"] == "0"
+    assert '"GET /health' not in log_file.read_text()
+
+
 def test_deploy_serves_health_through_nginx(first_deploy, site):
     status, body = get(site["url"] + "/health")
 
@@ -225,6 +249,7 @@ def test_second_deploy_changes_nothing(first_deploy, fab, site, sshd):
 def test_broken_release_is_rolled_back(first_deploy, fab, site, sshd,
                                        tmp_path):
     release = live_release(site)
+    notable_before = NOTABLE_LOG.stat().st_size
     broken = tmp_path / "broken"
     shutil.copytree(ROOT, broken, ignore=shutil.ignore_patterns(
         ".venv", ".git", "build", "data", "tests", "ferretdb"))
@@ -240,3 +265,8 @@ def test_broken_release_is_rolled_back(first_deploy, fab, site, sshd,
     assert "rolled back" in result.stderr
     assert live_release(site) == release
     assert get(site["url"] + "/health")[0] == 200
+    with NOTABLE_LOG.open() as log:
+        log.seek(notable_before)
+        failed = [line for line in log if line.split()[1][0] == "5"
+                  and '"GET /health' in line]
+    assert failed, "nginx logged none of the failed health checks"

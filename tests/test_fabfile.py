@@ -2,10 +2,13 @@
 
 import json
 import os
+import runpy
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -344,18 +347,69 @@ def test_growing_a_single_droplet_deployment_is_refused(fab, fake):
     assert len(fake.droplets) == 1
 
 
-def test_rendered_unit_and_fallback_run_the_same_gunicorn():
+def unit_environment(settings):
+    """Return the variables a unit's Environment= lines set."""
+    return dict(assignment.split("=", 1)
+                for line in settings["Environment"]
+                for assignment in shlex.split(line))
+
+
+def test_unit_leaves_every_gunicorn_setting_to_the_config_file():
     import remote
 
-    target = remote.Target(root="/srv/minitwit", app_port=8123, workers=2)
+    target = remote.Target(root="/srv/minitwit", app_port=8123, workers=2,
+                           threads=3)
     unit = remote.render("minitwit.service", **remote.unit_values(target))
-    exec_start = next(line for line in unit.replace("\\\n", "").splitlines()
-                      if line.startswith("ExecStart="))
+    settings = remote.unit_settings(target)
+    with mock.patch.dict(os.environ, unit_environment(settings),
+                         clear=True):
+        config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
     assert "{{" not in unit
-    assert " ".join(exec_start[len("ExecStart="):].split()) in \
-        remote.fallback_command(target)
-    assert "--bind 127.0.0.1:8123" in exec_start
+    assert settings["ExecStart"][0].split() == [
+        "/srv/minitwit/current/.venv/bin/gunicorn", "-c", "gunicorn.conf.py",
+        "wsgi:app"]
+    assert settings["WorkingDirectory"] == ["/srv/minitwit/current"]
+    assert config["bind"] == "127.0.0.1:8123"
+    assert (config["workers"], config["threads"]) == (2, 3)
+    assert config["worker_class"] == "gthread"
+    assert config["accesslog"] is None
+
+
+def fake_gunicorn(path, record):
+    """Write a gunicorn stand-in that records its arguments and env."""
+    path.parent.mkdir(parents=True)
+    path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >{record}.args\n'
+                    f"env >{record}.env\n")
+    path.chmod(0o755)
+
+
+def test_fallback_runs_the_units_command_in_the_units_environment(
+        tmp_path):
+    import remote
+
+    target = remote.Target(root=str(tmp_path), app_port=8123, workers=2)
+    settings = remote.unit_settings(target)
+    record = tmp_path / "record"
+    fake_gunicorn(tmp_path / "current" / ".venv" / "bin" / "gunicorn",
+                  record)
+    (tmp_path / "shared" / "log").mkdir(parents=True)
+    Path(target.env_file).write_text('MINITWIT_SECRET_KEY="s3cret"\n'
+                                     'MINITWIT_ACCESS_LOG="1"\n')
+
+    subprocess.run(remote.fallback_argv(target), cwd=tmp_path / "current",
+                   env={"FROM_THE_SSH_SESSION": "1"}, check=True)
+    args = record.with_suffix(".args").read_text().split()
+    env = dict(line.split("=", 1) for line
+               in record.with_suffix(".env").read_text().splitlines())
+
+    assert args == settings["ExecStart"][0].split()[1:]
+    expected = {**unit_environment(settings), "MINITWIT_ACCESS_LOG": "1",
+                "MINITWIT_SECRET_KEY": "s3cret"}
+    assert expected.items() <= env.items()
+    assert "FROM_THE_SSH_SESSION" not in env
+    assert (f"--chuid minitwit --chdir {tmp_path}/current "
+            "--exec /usr/bin/env -- -i") in remote.fallback_command(target)
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"),
